@@ -1,0 +1,3 @@
+"""ecomvlm: adapt vision-language models to e-commerce understanding."""
+
+__version__ = "0.1.0"
