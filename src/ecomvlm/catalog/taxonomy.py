@@ -203,7 +203,8 @@ CATEGORIES: dict[str, Category] = {c.name: c for c in [
         marks=_ELECTRONIC + ("battery_warning",), battery=0.5,
         keywords=("bluetooth", "headset", "noise cancelling", "bass", "earphones")),
     Category("Desk Lamp", "goods", (
-        _COLOUR, _a("Power", ["5W", "8W", "12W"], "label", "W"), _a("Light Source", ["LED"], ""),
+        _COLOUR, _a("Power", ["5W", "8W", "12W"], "label", "W"),
+        _a("Light Source", ["LED", "Halogen"], ""),
         _a("Material", ["Metal", "Plastic"], "label"), _brand("goods")),
         marks=_ELECTRONIC, keywords=("reading light", "office", "study", "bedside", "dimmable")),
     Category("Toy", "goods", (
@@ -240,6 +241,10 @@ KEY_VARIANTS: dict[str, list[str]] = {
     "Sleeve Length": ["Sleeve", "sleeve length", "Sleeve Type"],
     "Capacity": ["capacity", "Battery Capacity", "Volume"],
     "Neckline": ["Neck", "neckline", "Neck Style"],
+    "Power": ["Wattage", "power", "Power (W)"],
+    "Waist Size": ["Waist", "waist size"],
+    "Shoe Size": ["UK Shoe Size", "shoe size"],
+    "Age Range": ["Age Level", "Recommended Age"],
 }
 
 

@@ -1,0 +1,1 @@
+"""Synthetic marketplace catalog: taxonomy, product sampling, rendering and listing text."""
