@@ -11,13 +11,10 @@ from ecomvlm.catalog.listing_text import (
     EMOJI,
     INJECTION_LINES,
     SHOUTS,
-    canonical_value,
     contains_injection,
     make_description,
     make_title,
     noisy_aspects,
-    normalise_unit_value,
-    surface_spellings,
 )
 from ecomvlm.catalog.taxonomy import (
     CATEGORIES,
@@ -26,6 +23,7 @@ from ecomvlm.catalog.taxonomy import (
     KEY_VARIANTS,
     canonical_keys,
 )
+from ecomvlm.catalog.values import canonical_value, normalise_unit_value, surface_spellings
 
 
 def _true(cat, rng: random.Random) -> dict[str, str]:
