@@ -1,0 +1,164 @@
+"""The `ecomvlm` command line. Each command is a thin shell over one stage's module.
+
+Heavy imports (torch, transformers, Pillow drawing code) happen inside the commands so that
+`ecomvlm --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Adapt vision-language models to e-commerce understanding.")
+catalog_app = typer.Typer(no_args_is_help=True, help="The synthetic marketplace.")
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("synth")
+def catalog_synth(
+    out: Path = typer.Option(..., "--out", help="Folder to write the catalog into."),
+    listings: int = typer.Option(2000, "--listings", min=1, help="Number of listings."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, byte-identical catalog."),
+    workers: int | None = typer.Option(None, "--workers", min=1,
+                                          help="Processes (default: one per core)."),
+    wrong_rate: float = typer.Option(0.15, "--wrong-rate", min=0.0, max=1.0,
+                                     help="Share of listed aspects given a wrong value."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing catalog."),
+) -> None:
+    """Synthesise listings, photos and ground truth (train/val/test split by product)."""
+    from ecomvlm.catalog.synth import synthesize
+
+    manifest = synthesize(out, listings, seed, workers=workers, wrong_rate=wrong_rate,
+                          overwrite=overwrite)
+    split = manifest["counts"]["split"]
+    typer.echo(f"wrote {manifest['listings']} listings of {manifest['products']} products to "
+               f"{out} in {manifest['seconds']:.1f}s "
+               f"({manifest['listings'] / manifest['seconds']:.1f} listings/s); "
+               f"train/val/test = {split.get('train', 0)}/{split.get('val', 0)}/"
+               f"{split.get('test', 0)}; wrong claims {manifest['wrong_claim_share']:.1%}")
+
+
+@catalog_app.command("gallery")
+def catalog_gallery(
+    catalog: Path = typer.Argument(..., help="A folder written by `catalog synth`."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    split: str = typer.Option("train", "--split"),
+    n: int = typer.Option(24, "--n", min=1, help="How many listings to draw."),
+    columns: int = typer.Option(3, "--columns", min=1),
+) -> None:
+    """Draw a contact sheet of listings with their titles (and ground truth when present)."""
+    from ecomvlm.catalog.gallery import draw_gallery
+
+    path = draw_gallery(catalog, out, split=split, n=n, columns=columns)
+    typer.echo(f"gallery: {path}")
+
+
+@app.command("curate")
+def curate(
+    listings: Path = typer.Option(..., "--listings", help="Listings: .jsonl, .csv or .parquet."),
+    out: Path = typer.Option(..., "--out", help="Output folder (re-run to resume)."),
+    engine: str = typer.Option("local", "--engine", help="local (process pool) or ray."),
+    captioner: str = typer.Option("perception", "--captioner",
+                                  help="perception | openai:URL?model=M | hf:ID"),
+    verifier: str = typer.Option("perception", "--verifier",
+                                 help="perception | openai:URL?model=M | hf:ID"),
+    ground_truth: Path | None = typer.Option(
+        None, "--ground-truth", help="Answer key: adds wrong-claim precision/recall."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N."),
+    workers: int | None = typer.Option(None, "--workers", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    shard_size: int = typer.Option(32, "--shard-size", min=1,
+                                   help="Listings per committed shard (resume granularity)."),
+    replay: Path | None = typer.Option(None, "--replay",
+                                          help="General samples to mix into stage 3."),
+    replay_fraction: float = typer.Option(0.1, "--replay-fraction", min=0.0, max=0.9),
+    allow_url_fetch: bool = typer.Option(False, "--allow-url-fetch",
+                                         help="Fetch http(s) images (SSRF-guarded)."),
+) -> None:
+    """Visual Verification Pipeline: noisy listings -> verified instruction data."""
+    from ecomvlm.curate.config import CurateConfig
+    from ecomvlm.curate.run import run_curate
+
+    config = CurateConfig(listings=listings, out=out, engine=engine, captioner=captioner,
+                          verifier=verifier, ground_truth=ground_truth, limit=limit,
+                          workers=workers, seed=seed, shard_size=shard_size, replay=replay,
+                          replay_fraction=replay_fraction, allow_url_fetch=allow_url_fetch)
+    summary = run_curate(config)
+    typer.echo(f"curated {summary['seen']} listings in {summary['seconds']}s: "
+               f"kept {summary['kept']}, duplicates {summary['duplicates']}, "
+               f"quarantined {summary['quarantined']}; samples "
+               + ", ".join(f"{k} {v}" for k, v in summary["samples"].items()))
+    typer.echo(f"quality report: {out / 'quality' / 'quality.md'}")
+
+
+@app.command("check-listings")
+def check_listings(
+    path: Path = typer.Argument(..., help="Listings file: .jsonl, .csv or .parquet (.gz ok)."),
+    quarantine: Path | None = typer.Option(None, "--quarantine",
+                                              help="Write rejected records here (JSONL)."),
+) -> None:
+    """Validate a listings file against the schema; count good and quarantined records."""
+    from ecomvlm.schema import ListingReader
+
+    reader = ListingReader(path, quarantine)
+    for _ in reader:
+        pass
+    typer.echo(f"{path}: {reader.seen} records, {reader.read} valid, "
+               f"{reader.quarantined} quarantined"
+               + (f" -> {quarantine}" if quarantine and reader.quarantined else ""))
+    for reason, count in sorted(reader.reasons.items()):
+        typer.echo(f"  {reason}: {count}")
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for every step's output."),
+    listings: int = typer.Option(2000, "--listings", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    fresh: bool = typer.Option(False, "--fresh", help="Redo finished steps."),
+) -> None:
+    """The main job. For now: synthesise the catalog and draw its gallery; curation, training,
+    evaluation and the report join as they land."""
+    from ecomvlm.catalog.gallery import draw_gallery
+    from ecomvlm.catalog.synth import synthesize
+
+    catalog = out / "catalog"
+    if fresh or not (catalog / "catalog.json").exists():
+        typer.echo(f"[1/2] catalog: synthesising {listings} listings into {catalog}")
+        synthesize(catalog, listings, seed, overwrite=True)
+    else:
+        typer.echo(f"[1/2] catalog: done already ({catalog / 'catalog.json'}); --fresh redoes it")
+    typer.echo("[2/2] gallery")
+    for split in ("train", "test"):
+        path = draw_gallery(catalog, out / f"gallery_{split}.png", split=split, n=18)
+        typer.echo(f"      {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (tests call this); returns the exit code instead of exiting."""
+    try:
+        result = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+    except SystemExit as exit_:  # --help and friends
+        return int(exit_.code or 0)
+    except Exception as error:  # noqa: BLE001 - one clear line instead of a traceback
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            return error.exit_code
+        if isinstance(error, click.exceptions.Abort):
+            return 1
+        typer.echo(f"error: {error}", err=True)
+        return 1
+    return int(result or 0)
+
+
+def app_entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    app_entry()
