@@ -1,0 +1,1 @@
+"""The Visual Verification Pipeline: noisy listings in, verified instruction data out."""
