@@ -144,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # --help and friends
         return int(exit_.code or 0)
     except Exception as error:  # noqa: BLE001 - one clear line instead of a traceback
+        import os
+
         import click
+
+        if os.environ.get("ECOMVLM_DEBUG"):
+            raise
 
         if isinstance(error, click.ClickException):
             error.show()
