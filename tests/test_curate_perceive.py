@@ -235,8 +235,8 @@ def _tiny_llava(folder: Path) -> Path:
     from ecomvlm.model.tiny import byte_level_tokenizer
 
     tok = byte_level_tokenizer()
-    small = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4)
+    small = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+             "num_attention_heads": 4}
     vision = tf.CLIPVisionConfig(image_size=32, patch_size=8, **small)
     text = tf.LlamaConfig(vocab_size=-(-len(tok) // 8) * 8, num_key_value_heads=2,
                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,

@@ -5,12 +5,15 @@ paper, a gradient, a sweep) or textured but self-similar (wood, linen, concrete)
 backdrop is modelled from the image border: a quadratic surface per Lab channel fitted
 robustly to the border ring (lighting ramps and vignettes are smooth), with the border's own
 residual spread as the noise scale (a wood grain raises it, so grain is not "object"). Pixels
-far from that surface, plus the product's drawn-through outline (edges), closed and
-hole-filled, form the object mask; its interior (eroded, so soft shadows and outlines drop out)
-votes for the nearest taxonomy colour. A pattern's base colour covers most of a garment, so
-the vote's winner is the base colour; stripes and dots in white/black come second.
+far from that surface, plus outline edges next to them, closed, form the object mask.
+Enclosed gaps join the mask when they look unlike the backdrop, or when they outweigh the
+rest (an outline around a white product on white paper); a handbag's handle loop stays out.
+The eroded interior, minus soft cast shadows, votes for the nearest taxonomy colour on
+point-sampled pixels (no averaging, and pixels on strong gradients abstain: stripe edges and
+outlines are blends). A pattern's base colour covers most of a garment, so the vote's winner
+is the base colour; stripes and dots in white or black come second.
 
-Everything runs at ~128 px on the short path (a few ms per photo) with OpenCV.
+The mask works at 128 px and the vote at ~192 px: about 10 ms per photo with OpenCV.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ ICON_THRESHOLD = {
     "ce": 0.75, "ukca": 0.7, "weee": 0.7, "recycle": 0.72, "food_safe": 0.65, "under_3": 0.64,
     "choking_hazard": 0.58, "battery_warning": 0.65, "hot_surface": 0.65,
 }
+SURE_MATCH = 0.85  # a pictogram match this good stands even inside an OCR line
 TEXT_MATCH = 0.6  # fuzzy ratio an OCR line needs against a warning's words
 NMS_IOU = 0.3
 
@@ -184,7 +185,10 @@ def detect_marks(image: Image.Image, ocr: list[OcrBox] | None = None) -> list[Ma
     found = detect_icons(image) + detect_text_marks(ocr)
     warnings = [m for m in found if m.mark in WARNING_LINES]
     # a warning block's own icon (triangle, cell) is not a pictogram mark of its own
-    icons = [m for m in found if m.mark not in WARNING_LINES and not _in_words(m.box, ocr)
+    # OCR's veto is for middling matches only: it also reads marks as junk words ('YY4') or
+    # runs them into a neighbouring line of small print
+    icons = [m for m in found if m.mark not in WARNING_LINES
+             and (m.score >= SURE_MATCH or not _in_words(m.box, ocr))
              and not any(_covered(m.box, w.box) > 0.5 for w in warnings)]
     merged: dict[str, MarkBox] = {}
     for m in icons + warnings:  # templates come first: their box is the whole mark

@@ -80,15 +80,6 @@ class Captioner:
         """Perceive photos not in the cache, all of one listing (a backend may batch them)."""
         raise NotImplementedError
 
-    def perceive_image(self, image: Image.Image) -> ImagePerception:
-        """Convenience for one in-memory image (no cache): encode it to learn its sha256."""
-        import io
-
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        photo = Photo(0, "<memory>", image_sha256(buf.getvalue()), image.convert("RGB"))
-        return self.perceive_photos([photo])[0]
-
 
 # ---------------------------------------------------------------- captions from structure
 def _colour_words(colours: list[tuple[str, float]]) -> str:

@@ -7,8 +7,10 @@ our 17 categories through a text bridge (MiniLM similarity of ImageNet class nam
 names, a [1000 x 17] matrix built once and cached on disk). Cheap pixel cues at ~128-192 px
 (edge and text-block density, barcode-like blocks, border texture, object mask from
 ``colours``) complete the role guess. OCR, the expensive part, runs only on photos guessed to
-be labels or packaging, or that look text-heavy; its lines then settle label vs packaging (an
-EAN number, small print). Marks are detected on packaging, colours on product photos.
+be labels or packaging, or that look text-heavy; its lines then settle label vs packaging
+(text printed on the frame's own colour, an EAN number, small print). Marks are detected on
+packaging, colours on product photos. Models load lazily, once per process; the OCR sessions
+get torch's thread count (1 in a pool worker) instead of every core.
 """
 
 from __future__ import annotations
@@ -122,6 +124,9 @@ def wants_ocr(role: str, c: Cues) -> bool:
 def on_panel(image: Image.Image, ocr: list[OcrBox]) -> float:
     """Share of text lines printed straight on the frame's colour. A pack's panel fills the
     photo, so its text sits on the frame colour; a label is a card lying on something else."""
+    k = min(1.0, 512 / max(image.size))  # boxes are in the photo's pixels; work at <= 512 px
+    if k < 1.0:
+        image = image.resize((round(image.width * k), round(image.height * k)), Image.BILINEAR)
     lab = col.to_lab(np.asarray(image))
     h, w = lab.shape[:2]
     b = max(2, round(0.04 * min(h, w)))
@@ -129,8 +134,9 @@ def on_panel(image: Image.Image, ocr: list[OcrBox]) -> float:
     ring[:b], ring[-b:], ring[:, :b], ring[:, -b:] = True, True, True, True
     frame = np.median(lab[ring], 0)
     weight = np.array([col.L_WEIGHT, 1.0, 1.0], np.float32)
+    boxes = [tuple(round(v * k) for v in o.box) for o in ocr]
     near = [np.linalg.norm((np.median(lab[y0:y1, x0:x1].reshape(-1, 3), 0) - frame) * weight) < 10
-            for x0, y0, x1, y1 in (o.box for o in ocr) if x1 > x0 and y1 > y0]
+            for x0, y0, x1, y1 in boxes if x1 > x0 and y1 > y0]
     return float(np.mean(near)) if near else 0.0
 
 

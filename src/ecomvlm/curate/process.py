@@ -34,7 +34,8 @@ class ListingProcessor:
         _register_backends()
         self.config = config
         self.out = Path(config.out)
-        self.captioner = CAPTIONER.build(config.captioner, cache_dir=self.out / "cache")
+        self.captioner = CAPTIONER.build(config.captioner, cache_dir=self.out / "cache",
+                                         allow_url_fetch=config.allow_url_fetch)
         self.verifier = VERIFIER.build(config.verifier)
 
     def __call__(self, clean: CleanListing) -> dict:
