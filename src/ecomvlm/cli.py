@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
     except SystemExit as exit_:  # --help and friends
         return int(exit_.code or 0)
-    except Exception as error:  # noqa: BLE001 - one clear line instead of a traceback
+    except Exception as error:
         import os
 
         import click

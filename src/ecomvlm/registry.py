@@ -6,7 +6,8 @@ A spec is ``source:name`` (``packaged:efficientnet-lite0``, ``tiny:vit``) or a p
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class UnknownNameError(KeyError):

@@ -38,7 +38,7 @@ class Sample(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _check(self) -> "Sample":
+    def _check(self) -> Sample:
         placeholders = sum(m.content.count(IMAGE_TOKEN) for m in self.messages)
         if placeholders != len(self.images):
             raise ValueError(f"sample {self.id!r}: {placeholders} {IMAGE_TOKEN} placeholders "
@@ -52,7 +52,7 @@ class Sample(BaseModel):
         return self
 
     @classmethod
-    def chat(cls, id: str, images: list[str], prompt: str, answer: str, **meta: Any) -> "Sample":
+    def chat(cls, id: str, images: list[str], prompt: str, answer: str, **meta: Any) -> Sample:
         """A one-turn sample: images (as placeholders) then the prompt, then the answer."""
         content = "".join(f"{IMAGE_TOKEN}\n" for _ in images) + prompt
         return cls(id=id, images=list(images), meta=meta,
