@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import LM, VISION
+from ..registry import LM, PROJECTOR, VISION
 
 
 @VISION.register("packaged:efficientnet-lite0")
@@ -63,3 +63,16 @@ def _tiny_lm(kind: str):
 
 for _kind in ("llama", "qwen2"):
     LM.register(f"tiny:{_kind}")(_tiny_lm(_kind))
+
+
+def _projector(name: str):
+    def build(**kwargs: Any):
+        from .projector import PROJECTORS
+
+        return PROJECTORS[name](**kwargs)
+
+    return build
+
+
+for _name in ("mlp2x_gelu", "pool", "resampler"):
+    PROJECTOR.register(_name)(_projector(_name))
