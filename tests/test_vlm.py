@@ -236,3 +236,13 @@ def test_embedded_default_learns_only_the_answer(coffee_image):
     reply = model.eval().generate([[{"role": "user", "content": "What is the capital of France?"}]],
                                   max_new_tokens=12)[0]
     assert "Paris" in reply
+
+
+def test_casting_to_bf16_keeps_rotary_frequencies_in_fp32(tmp_path):
+    model = tiny()
+    model.save_pretrained(tmp_path / "m")
+    loaded = VisionLanguageModel.from_pretrained(tmp_path / "m", dtype=torch.bfloat16)
+    assert next(loaded.lm.parameters()).dtype == torch.bfloat16
+    rotary = [b for n, b in loaded.named_buffers() if n.endswith("inv_freq")]
+    assert rotary and all(b.dtype == torch.float32 for b in rotary)
+    assert (tmp_path / "m" / "model.safetensors").stat().st_mode & 0o044 == 0o044

@@ -29,8 +29,11 @@ def resize_image(
         return image.resize((size, size), resample)
     if mode == "center_crop":
         short = round(size / crop_pct)
-        scale = short / min(width, height)
-        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+        # the long side truncates, as transformers' and torchvision's resizers do
+        if width <= height:
+            new_w, new_h = short, max(size, int(short * height / width))
+        else:
+            new_w, new_h = max(size, int(short * width / height)), short
         image = image.resize((new_w, new_h), resample)
         left, top = (new_w - size) // 2, (new_h - size) // 2
         return image.crop((left, top, left + size, top + size))

@@ -55,6 +55,7 @@ def save_vlm(model: Any, directory: Path) -> Path:
     _base_lm(model.lm).config.save_pretrained(scratch / "lm")
     model.tokenizer.save_pretrained(scratch / "tokenizer")
     save_model(model, str(scratch / WEIGHTS))  # drops the duplicate of tied embeddings
+    os.chmod(scratch / WEIGHTS, 0o644)  # the writer makes it owner-only; others read models too
     (scratch / "config.json").write_text(json.dumps(meta, indent=2))
     if directory.exists():
         shutil.rmtree(directory)

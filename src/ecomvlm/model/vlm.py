@@ -165,8 +165,21 @@ class VisionLanguageModel(nn.Module):
 
         model = load_vlm(cls, Path(directory))
         if dtype is not None or device is not None:
-            model = model.to(device=device, dtype=dtype)
+            model = model.to_dtype(dtype, device)
         return model.eval()
+
+    def to_dtype(self, dtype: torch.dtype | None = None,
+                 device: str | torch.device | None = None) -> VisionLanguageModel:
+        """Cast weights, keeping rotary frequencies in fp32 as transformers does (a bf16
+        ``inv_freq`` moves logits by whole units on long sequences)."""
+        rotary = {name: buf.detach().clone() for name, buf in self.named_buffers()
+                  if name.endswith("inv_freq")}
+        self.to(device=device, dtype=dtype)
+        for name, original in rotary.items():
+            module_name, _, attr = name.rpartition(".")
+            module = self.get_submodule(module_name)
+            setattr(module, attr, original.to(getattr(module, attr).device))
+        return self
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
