@@ -246,3 +246,19 @@ def test_casting_to_bf16_keeps_rotary_frequencies_in_fp32(tmp_path):
     rotary = [b for n, b in loaded.named_buffers() if n.endswith("inv_freq")]
     assert rotary and all(b.dtype == torch.float32 for b in rotary)
     assert (tmp_path / "m" / "model.safetensors").stat().st_mode & 0o044 == 0o044
+
+
+def test_allowed_tokens_hook_constrains_every_step(model):
+    digits = [model.tokenizer.convert_tokens_to_ids(c) for c in "0123456789"]
+    stop = model.tokenizer.eos_token_id
+    seen = []
+
+    def only_digits_then_stop(row, generated):
+        seen.append((row, list(generated)))
+        return [stop] if len(generated) >= 3 else digits
+
+    batch = model.processor.collate([model.processor.encode_prompt(
+        [{"role": "user", "content": "Pick a number"}])], padding_side="left")
+    tokens = generate_batch(model, batch, max_new_tokens=8, allowed_tokens=only_digits_then_stop)
+    assert len(tokens[0]) == 3 and all(t in digits for t in tokens[0])
+    assert [g for _, g in seen] == [[], tokens[0][:1], tokens[0][:2], tokens[0]]

@@ -7,9 +7,14 @@ sequence every step: slow, but the reference the cached path must match token fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
+
+# (row, tokens generated so far) -> the token ids allowed next, or None for any: the hook
+# through which JSON-schema constrained decoding masks the logits
+AllowedTokens = Callable[[int, list[int]], "list[int] | None"]
 
 
 def stop_token_ids(model: Any) -> set[int]:
@@ -36,11 +41,28 @@ def pick_tokens(logits: torch.Tensor, do_sample: bool, temperature: float, top_p
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def _restrict(logits: torch.Tensor, allowed_tokens: AllowedTokens, out: list[list[int]],
+              done: torch.Tensor) -> torch.Tensor:
+    """-inf on every token the hook does not allow, row by row (finished rows untouched)."""
+    for row in range(logits.shape[0]):
+        if done[row]:
+            continue
+        allowed = allowed_tokens(row, out[row])
+        if allowed is not None:
+            keep = torch.full_like(logits[row], float("-inf"))
+            index = torch.tensor([t for t in allowed if t < logits.shape[1]], dtype=torch.long,
+                                 device=logits.device)
+            keep[index] = 0.0
+            logits[row] = logits[row] + keep
+    return logits
+
+
 @torch.no_grad()
 def generate_batch(model: Any, batch: dict[str, Any], max_new_tokens: int = 64,
                    do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
                    use_cache: bool = True, seed: int | None = None,
-                   image_features: torch.Tensor | None = None) -> list[list[int]]:
+                   image_features: torch.Tensor | None = None,
+                   allowed_tokens: AllowedTokens | None = None) -> list[list[int]]:
     """New token ids per row (stop token excluded) for a left-padded batch."""
     device = model.device
     ids = batch["input_ids"].to(device)
@@ -69,6 +91,8 @@ def generate_batch(model: Any, batch: dict[str, Any], max_new_tokens: int = 64,
             result = decoder(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
                              use_cache=False)
         logits = head(result.last_hidden_state[:, -1]).float()  # [B, V]
+        if allowed_tokens is not None:
+            logits = _restrict(logits, allowed_tokens, out, done)
         tokens = pick_tokens(logits, do_sample, temperature, top_p, generator)
         tokens = torch.where(done, torch.full_like(tokens, pad), tokens)
         finished_now = torch.isin(tokens, stops) & ~done
