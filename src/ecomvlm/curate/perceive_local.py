@@ -9,8 +9,9 @@ names, a [1000 x 17] matrix built once and cached on disk). Cheap pixel cues at 
 ``colours``) complete the role guess. OCR, the expensive part, runs only on photos guessed to
 be labels or packaging, or that look text-heavy; its lines then settle label vs packaging
 (text printed on the frame's own colour, an EAN number, small print). Marks are detected on
-packaging, colours on product photos. Models load lazily, once per process; the OCR sessions
-get torch's thread count (1 in a pool worker) instead of every core.
+packaging; colours and the pattern (``pattern_detect``) on product photos. Models load lazily,
+once per process; the OCR sessions get torch's thread count (1 in a pool worker) instead of
+every core.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ecomvlm.catalog.taxonomy import CATEGORIES
 
 from . import colours as col
 from .marks_detect import detect_marks
+from .pattern_detect import detect_pattern
 from .perceive import Captioner, Photo, caption_from_structure
 from .records import ImagePerception, OcrBox
 
@@ -221,7 +223,7 @@ class PerceptionCaptioner(Captioner):
     def __init__(self, cache_dir: str | Path | None = None, *, top_k: int = 5,
                  autocast: bool = True, allow_url_fetch: bool = False):
         super().__init__(cache_dir, allow_url_fetch=allow_url_fetch,
-                         cache_namespace=f"perception-k{top_k}")
+                         cache_namespace=f"perception-k{top_k}-p1")  # p1: pattern field
         self.top_k = top_k
         self.autocast = autocast
         self.stats: Counter = Counter()
@@ -262,6 +264,8 @@ class PerceptionCaptioner(Captioner):
                 backend=self.backend)
             if role == "product":
                 p.colours = col.dominant_colours(photo.image, om)
+                guess = detect_pattern(photo.image, om, rgb)
+                p.pattern = (guess.label, guess.confidence) if guess.confidence > 0 else None
             if role == "packaging":
                 p.marks = self._marks(photo.image, ocr)
             thing = p.categories[0][0].lower() if p.categories[0][1] >= 0.5 else "product"

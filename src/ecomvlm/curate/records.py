@@ -51,6 +51,7 @@ class ImagePerception(BaseModel):
     marks: list[MarkBox] = Field(default_factory=list)
     imagenet: list[tuple[str, float]] = Field(default_factory=list)  # (class name, prob)
     categories: list[tuple[str, float]] = Field(default_factory=list)  # (our category, score)
+    pattern: tuple[str, float] | None = None  # (taxonomy pattern, confidence) on product shots
     caption: str = ""
     backend: str = "perception"
 

@@ -109,6 +109,8 @@ class PerceptionVerifier(Verifier):
                                 evidence=f"{key} cannot be seen in photos")
         if key == "Color":
             return rules.judge_colour(value, images, self.th)
+        if key == "Pattern":
+            return rules.judge_pattern(value, images, self.th)
         if aspect.visible == "label" or key == "Brand":
             return rules.judge_text_aspect(key, value, images, self.th)
         return ClaimVerdict(key=key, value=value, status="unverifiable", confidence=0.0,

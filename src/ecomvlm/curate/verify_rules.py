@@ -2,7 +2,7 @@
 
 Rules read only the structured part of ``ImagePerception``: OCR lines on label and packaging
 shots (brand, size, material, capacity, power, age range, compatible model), the colour shares
-of product shots, and the ImageNet category bridge. RapidOCR drops spaces ("SIZEM",
+and pattern readings of product shots, and the ImageNet category bridge. RapidOCR drops spaces ("SIZEM",
 "Material:100%StretchDenim"), so text is compared folded: lower case, letters and digits only.
 A claim is *contradicted* only when a different valid value of the same aspect is read (or a
 different colour dominates); a missing reading is never evidence against a claim.
@@ -36,6 +36,9 @@ class Thresholds:
     category_text_lead: float = 0.35  # title/keys vote lead of another category to count
     mark_score: float = 0.5  # detector score for a compliance mark to count as seen
     brand_unknown: float = 0.6  # confidence in a prominent label line that is no known brand
+    pattern_support: float = 0.6  # pattern reading's confidence that supports an equal claim
+    pattern_contradict: float = 0.7  # ... that contradicts a different one
+    pattern_rival: float = 0.3  # a reading of another pattern above this makes photos disagree
 
 
 # Pairs a colour reading confuses under lighting and print: a contradiction between them
@@ -282,6 +285,52 @@ def judge_colour(listed: str, images: list[ImagePerception], th: Thresholds) -> 
                             corrected=top if conf >= th.correct else None)
     return ClaimVerdict(key="Color", value=listed, status="unverifiable", confidence=0.0,
                         evidence=f"{evidence}; no clear dominant colour")
+
+
+# ---------------------------------------------------------------- pattern
+def pattern_reading(images: list[ImagePerception],
+                    th: Thresholds) -> tuple[str, float, str] | None:
+    """(pattern, confidence, evidence) the product shots agree on, or None.
+
+    A print seen in one shot beats plain-looking ones (the inside or back of an item can be
+    plain); two different prints, or a weak print next to plain shots, settle nothing."""
+    shots = [(i, p.pattern) for i, p in enumerate(images)
+             if p.role == "product" and p.pattern is not None and p.pattern[1] > 0]
+    if not shots:
+        return None
+    seen = "; ".join(f"image {i} looks {name} ({conf:.2f})" for i, (name, conf) in shots)
+    best: dict[str, float] = defaultdict(float)
+    for _, (name, conf) in shots:
+        best[name] = max(best[name], conf)
+    prints = sorted(((c, n) for n, c in best.items() if n != "Solid"), reverse=True)
+    if prints and prints[0][0] >= th.pattern_support:
+        rival = prints[1][0] if len(prints) > 1 else 0.0
+        if rival > th.pattern_rival:
+            return None
+        return prints[0][1], round(prints[0][0] - rival, 3), seen
+    if prints and prints[0][0] > th.pattern_rival:
+        return None
+    return "Solid", round(best.get("Solid", 0.0), 3), seen
+
+
+def judge_pattern(listed: str, images: list[ImagePerception], th: Thresholds) -> ClaimVerdict:
+    """A listed pattern against the pattern readings of the product shots. A wrong "supported"
+    would teach the wrong pattern, so a claim is supported or contradicted only on confident
+    readings; anything unsure is unverifiable."""
+    reading = pattern_reading(images, th)
+    if reading is None:
+        return ClaimVerdict(key="Pattern", value=listed, status="unverifiable", confidence=0.0,
+                            evidence="no product photo with a clear pattern reading")
+    value, conf, seen = reading
+    if value == listed and conf >= th.pattern_support:
+        return ClaimVerdict(key="Pattern", value=listed, status="supported", confidence=conf,
+                            evidence=f"product photos: {seen}")
+    if value != listed and conf >= th.pattern_contradict:
+        return ClaimVerdict(key="Pattern", value=listed, status="contradicted", confidence=conf,
+                            evidence=f"product photos: {seen}; {value}, not {listed}",
+                            corrected=value if conf >= th.correct else None)
+    return ClaimVerdict(key="Pattern", value=listed, status="unverifiable", confidence=0.0,
+                        evidence=f"product photos: {seen}; not decisive")
 
 
 # ---------------------------------------------------------------- category
