@@ -94,6 +94,84 @@ def curate(
     typer.echo(f"quality report: {out / 'quality' / 'quality.md'}")
 
 
+@app.command("train")
+def train(
+    recipe: Path = typer.Option(..., "--recipe", help="Recipe YAML (recipes/demo.yaml, ...)."),
+    data: Path = typer.Option(..., "--data", help="Curated data folder ({data} in the recipe)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (re-run to resume)."),
+    stages: str | None = typer.Option(None, "--stages",
+                                      help="Comma-separated stage names; default all."),
+    overrides: list[str] = typer.Option([], "--set",
+                                        help="Dotted override, e.g. stages.instruct.steps=50."),
+    no_resume: bool = typer.Option(False, "--no-resume",
+                                   help="Ignore checkpoints of an interrupted stage."),
+) -> None:
+    """Run a recipe's stages (align -> mid -> instruct) on curated samples; resumable."""
+    from ecomvlm.train.run import format_summary, run_recipe
+
+    names = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+    summary = run_recipe(recipe, data, out, overrides=overrides, stages=names,
+                         resume=not no_resume)
+    typer.echo(format_summary(summary))
+
+
+@app.command("export")
+def export(
+    model: Path = typer.Argument(..., help="A saved model folder (a stage's final/)."),
+    out: Path = typer.Argument(..., help="Folder for the transformers Llava model."),
+    dtype: str | None = typer.Option(None, "--dtype", help="e.g. bfloat16; default: as saved."),
+) -> None:
+    """Write a transformers LlavaForConditionalGeneration folder (what vLLM serves)."""
+    from ecomvlm.model.export_llava import export_llava
+
+    typer.echo(f"wrote {export_llava(model, out, dtype=dtype)}")
+
+
+@app.command("extract")
+def extract(
+    model: str = typer.Option(..., "--model", help="A saved model folder, or 'default'."),
+    listings: Path = typer.Option(..., "--listings", help="Listings: .jsonl, .csv or .parquet."),
+    out: Path = typer.Option(..., "--out", help="JSONL of {id, category, attributes}; resumes."),
+    quarantine: Path | None = typer.Option(None, "--quarantine",
+                                           help="Rejected records (default: beside --out)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    constrain: bool = typer.Option(True, "--constrain/--no-constrain",
+                                   help="JSON-schema constrained decoding."),
+    dtype: str = typer.Option("bfloat16", "--dtype"),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+    allow_url_fetch: bool = typer.Option(False, "--allow-url-fetch"),
+) -> None:
+    """Attribute extraction over listings: valid JSON with exactly each category's keys."""
+    from ecomvlm.serve.extract import extract as run_extract
+
+    counts = run_extract(model, listings, out, quarantine, batch_size=batch_size,
+                         constrained=constrain, dtype=dtype, threads=threads,
+                         allow_url_fetch=allow_url_fetch)
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@app.command("serve")
+def serve(
+    model: str = typer.Option(..., "--model", help="A saved model folder, or 'default'."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    api_key: str | None = typer.Option(None, "--api-key",
+                                       help="Bearer token (or $ECOMVLM_API_KEY)."),
+    allow_url_fetch: bool = typer.Option(False, "--allow-url-fetch",
+                                         help="Fetch http(s) image URLs (SSRF-guarded)."),
+    max_batch: int = typer.Option(8, "--max-batch", min=1),
+    max_queue: int = typer.Option(64, "--max-queue", min=1),
+    max_tokens: int = typer.Option(512, "--max-tokens", min=1),
+    timeout: float = typer.Option(60.0, "--timeout"),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """An OpenAI-compatible API (/v1/chat/completions, /v1/models, /health)."""
+    from ecomvlm.serve.server import serve as run_server
+
+    run_server(model, host, port, api_key, allow_url_fetch, max_batch=max_batch,
+               max_queue=max_queue, max_tokens=max_tokens, timeout_s=timeout, threads=threads)
+
+
 @app.command("check-listings")
 def check_listings(
     path: Path = typer.Argument(..., help="Listings file: .jsonl, .csv or .parquet (.gz ok)."),
