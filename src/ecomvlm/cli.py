@@ -127,6 +127,31 @@ def export(
     typer.echo(f"wrote {export_llava(model, out, dtype=dtype)}")
 
 
+@app.command("eval")
+def evaluate(
+    model: str = typer.Option(..., "--model", help="A saved model folder, base:, text-only, "
+                              "perception, majority, hf:PATH or openai:URL?model=M."),
+    catalog: Path = typer.Option(..., "--catalog", help="Catalog folder (its test split is used)."),
+    benchmarks: str = typer.Option("all", "--benchmarks",
+                                   help="all, or some of aspect,fashion,extract,multi_image,general."),
+    out: Path = typer.Option(Path("runs/eval"), "--out", help="Results go to OUT/<model>/."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Samples per benchmark."),
+    crops: str = typer.Option("off", "--crops", help="multi_image with crops: on, off or both."),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+) -> None:
+    """Score a model (or a baseline) on the e-commerce benchmark suite."""
+    from ecomvlm.eval import run_eval
+    from ecomvlm.eval.results import plain_metrics
+
+    results = run_eval(model, benchmarks, catalog, out, limit=limit, crops=crops, seed=seed,
+                       batch_size=batch_size)
+    for bench in results["results"]:
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in plain_metrics(results, bench).items()
+                          if isinstance(v, float))
+        typer.echo(f"{bench:<18} {shown}")
+
+
 @app.command("extract")
 def extract(
     model: str = typer.Option(..., "--model", help="A saved model folder, or 'default'."),
