@@ -54,6 +54,7 @@ def tiny_dir(tmp_path_factory):
 def test_checkpoint_adapter_matches_plain_generation(tiny_dir, photos):
     adapter = load_adapter(str(tiny_dir), dtype=torch.float32)
     assert isinstance(adapter, VLMAdapter) and adapter.tokens_per_image == 16
+    assert adapter.name.endswith("ckpt0-tiny-vlm")  # named after its folder
     samples = questions(photos)
     # the prompt encoding is the processor's, without decoding any pixels
     enc = adapter.model.processor.encode_prompt(samples[0].messages,
@@ -71,6 +72,10 @@ def test_checkpoint_adapter_matches_plain_generation(tiny_dir, photos):
     assert len(adapter._features) == 4
     again = adapter.generate(samples[::-1], batch_size=2)  # another batching, same answers
     assert [g.text for g in again] == [g.text for g in got][::-1]
+    # a small feature cache evicts old photos and re-encodes them: same answers
+    adapter.cache_images, adapter._features = 2, type(adapter._features)()
+    assert [g.text for g in adapter.generate(samples, batch_size=1)] == [g.text for g in got]
+    assert len(adapter._features) == 2
 
 
 def test_shared_prefix_split():

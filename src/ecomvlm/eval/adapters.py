@@ -258,7 +258,7 @@ def load_adapter(spec: str, seed: int = 0,
 
         model = VisionLanguageModel.from_pretrained(path, dtype=dtype)
         parts = [p for p in path.resolve().parts if p != "final"]
-        return VLMAdapter(model, str(path), slug("-".join(parts[-2:])))
+        return VLMAdapter(model, str(path), slug("-".join(parts[-3:])))
     raise ValueError(f"unknown model spec {spec!r}: give a checkpoint folder, base:[fields], "
                      f"hf:<path>, openai:<url>?model=M, text-only[:SPEC], perception, majority "
                      f"or untrained")

@@ -4,7 +4,8 @@ Each photo-visible aspect of a test listing (plus its category) is asked twice: 
 reply is mapped onto the taxonomy with ``canonical_value``, so 'Navy Blue' is Navy) and as
 multiple choice (four options; the reply may be the letter or the option's text, the format
 training uses is the letter). The title is fenced as seller data exactly as in training, and
-it is the *listed* title: it may state a wrong colour, so reading the photo pays.
+it is the seller's title (cleaned as curation cleans it): it may state a wrong colour, so
+reading the photo pays.
 """
 
 from __future__ import annotations

@@ -38,9 +38,13 @@ class EvalItem:
     def category(self) -> Category:
         return CATEGORIES[self.truth["category"]]
 
-    @property
+    @cached_property
     def title(self) -> str:
-        return self.listing.get("title", "")
+        """The listed title as curation cleans it (emoji, shouting and repeated keywords gone):
+        the form the training prompts carry. Its claims are the seller's, right or wrong."""
+        from ecomvlm.curate.clean import clean_title
+
+        return clean_title(self.listing.get("title", ""))
 
     @cached_property
     def images(self) -> list[str]:

@@ -5,7 +5,7 @@ Two proposal sources. ``detector`` (default) runs the curation stage's template 
 marks and warning blocks (``curate.marks_detect``) on each photo at <= 400 px, ~0.2 s a photo.
 ``ocr`` reads each photo with RapidOCR and proposes the blocks of small print, at several
 times the cost. Each detection, best first, becomes a square crop with context around it unless
-a crop already chosen contains it; at most ``max_crops`` crops (the token budget is
+a crop already chosen holds most of it; at most ``max_crops`` crops (the token budget is
 ``max_crops`` extra images).
 """
 
@@ -69,14 +69,17 @@ def _padded_square(box: tuple[int, int, int, int], size: tuple[int, int]) -> tup
     return left, top, left + side, top + side
 
 
-def _inside(box: tuple[int, ...], crop: tuple[int, ...]) -> bool:
-    return crop[0] <= box[0] and crop[1] <= box[1] and box[2] <= crop[2] and box[3] <= crop[3]
+def _covered(box: tuple[int, ...], crop: tuple[int, ...]) -> float:
+    """The share of ``box`` that lies inside ``crop``."""
+    ix = max(0, min(box[2], crop[2]) - max(box[0], crop[0]))
+    iy = max(0, min(box[3], crop[3]) - max(box[1], crop[1]))
+    return ix * iy / max(1, (box[2] - box[0]) * (box[3] - box[1]))
 
 
 def propose(images: list[Image.Image], source: str = "detector",
             max_crops: int = 4) -> list[Region]:
     """Up to ``max_crops`` square regions over all photos, best detection first; a detection
-    already inside a chosen region adds none (neighbouring marks share a crop)."""
+    mostly inside a chosen region adds none (neighbouring marks share a crop)."""
     if source not in ("detector", "ocr"):
         raise ValueError(f"crop source must be 'detector' or 'ocr', got {source!r}")
     found = _detector_boxes if source == "detector" else _ocr_boxes
@@ -87,7 +90,7 @@ def propose(images: list[Image.Image], source: str = "detector",
     for score, index, box in hits:
         if len(regions) >= max_crops:
             break
-        if any(r.image == index and _inside(box, r.box) for r in regions):
+        if any(r.image == index and _covered(box, r.box) >= 0.5 for r in regions):
             continue
         crop = _padded_square(box, images[index].size)
         regions.append(Region(index, tuple(crop), round(score, 4)))

@@ -105,10 +105,45 @@ def run_eval(model_spec: str | ModelAdapter, benchmarks: str | Sequence[str] = "
         torch.set_num_threads(previous)
 
 
+def _run_benchmark(name: str, adapter: ModelAdapter, items: list, cap: int | None, out: Path,
+                   bench_kwargs: dict[str, Any], progress: bool,
+                   batch_size: int) -> dict[str, Any]:
+    """One benchmark end to end; returns its entries for each section of results.json."""
+    began = time.perf_counter()
+    bench = BENCHMARK.build(name, **bench_kwargs)
+    samples = bench.build(items, cap)
+    shown = [adapter.shown(s) for s in samples]
+    with tqdm(total=len(samples), desc=f"{adapter.name}: {name}", unit="sample",
+              disable=not progress) as bar:
+        gens = adapter.generate(shown, batch_size, bar.update)
+    records = score_all(bench, samples, shown, gens)
+    write_samples(out, name, records)
+    metrics, breakdown = bench.aggregate(records) if records else ({}, {})
+    if hasattr(bench, "model_metrics"):
+        extra, detail = bench.model_metrics(adapter)
+        metrics.update(extra)
+        breakdown.update(detail)
+    if errors := sum(r.error is not None for r in records):
+        breakdown["errors"] = errors
+    if cap is None:
+        original = len(samples)
+    elif name.startswith("multi_image"):
+        original = 2 * len(items)  # two questions a listing; counted without cropping
+    else:
+        original = len(bench.build(items))
+    return {"results": {"alias": name, **{metric_key(k): v for k, v in metrics.items()}},
+            "configs": {**bench.config(), "limit": cap,
+                        "generation_kwargs": {"do_sample": False, "temperature": 0.0,
+                                              "max_new_tokens": "per sample (see meta)"}},
+            "versions": bench.version,
+            "n-samples": {"original": original, "effective": len(records)},
+            "higher_is_better": dict(bench.higher_is_better), "breakdowns": breakdown,
+            "timing": round(time.perf_counter() - began, 3)}
+
+
 def _run(model_spec: str | ModelAdapter, benchmarks: str | Sequence[str],
          catalog_dir: str | Path, out_dir: str | Path, limit: int | dict[str, int] | None,
-         crops: str,
-         seed: int, batch_size: int, crop_source: str, crop_budget_tokens: int,
+         crops: str, seed: int, batch_size: int, crop_source: str, crop_budget_tokens: int,
          progress: bool, split: str, dtype: str) -> dict[str, Any]:
     started = time.perf_counter()
     names = expand(benchmarks, crops)
@@ -122,52 +157,22 @@ def _run(model_spec: str | ModelAdapter, benchmarks: str | Sequence[str],
     out = Path(out_dir) / adapter.name
     out.mkdir(parents=True, exist_ok=True)
     max_crops = max(1, crop_budget_tokens // (adapter.tokens_per_image or 49))
-    results: dict[str, Any] = {"results": {}, "configs": {}, "versions": {}, "n-samples": {},
-                               "higher_is_better": {}, "breakdowns": {}, "skipped": {},
-                               "timing": {}}
+    sections = ("results", "configs", "versions", "n-samples", "higher_is_better",
+                "breakdowns", "timing")
+    results: dict[str, Any] = {key: {} for key in (*sections, "skipped")}
     for name in names:
-        cap = limit.get(name, limit.get(name.removesuffix("_crops"))) \
-            if isinstance(limit, dict) else limit
         if name not in adapter.supported:
             results["skipped"][name] = f"{adapter.name} does not apply to {name}"
             continue
-        began = time.perf_counter()
+        cap = limit.get(name, limit.get(name.removesuffix("_crops"))) \
+            if isinstance(limit, dict) else limit
         kwargs: dict[str, Any] = {"seed": seed}
         if name.startswith("multi_image"):
             kwargs.update(crop_source=crop_source, max_crops=max_crops, progress=progress)
-        bench = BENCHMARK.build(name, **kwargs)
-        samples = bench.build(items, cap)
-        shown = [adapter.shown(s) for s in samples]
-        with tqdm(total=len(samples), desc=f"{adapter.name}: {name}", unit="sample",
-                  disable=not progress) as bar:
-            gens = adapter.generate(shown, batch_size, bar.update)
-        records = score_all(bench, samples, shown, gens)
-        write_samples(out, name, records)
-        metrics, breakdown = bench.aggregate(records) if records else ({}, {})
-        if hasattr(bench, "model_metrics"):
-            extra, detail = bench.model_metrics(adapter)
-            metrics.update(extra)
-            breakdown.update(detail)
-        errors = sum(r.error is not None for r in records)
-        if errors:
-            breakdown["errors"] = errors
-        results["results"][name] = {"alias": name,
-                                    **{metric_key(k): v for k, v in metrics.items()}}
-        results["configs"][name] = {
-            **bench.config(), "dataset_path": str(Path(catalog_dir).resolve()), "split": split,
-            "limit": cap, "generation_kwargs": {"do_sample": False, "temperature": 0.0,
-                                                  "max_new_tokens": "per sample (see meta)"}}
-        results["versions"][name] = bench.version
-        if cap is None:
-            original = len(samples)
-        elif name.startswith("multi_image"):
-            original = 2 * len(items)  # two questions a listing; no crops for a count
-        else:
-            original = len(bench.build(items))
-        results["n-samples"][name] = {"original": original, "effective": len(records)}
-        results["higher_is_better"][name] = dict(bench.higher_is_better)
-        results["breakdowns"][name] = breakdown
-        results["timing"][name] = round(time.perf_counter() - began, 3)
+        entry = _run_benchmark(name, adapter, items, cap, out, kwargs, progress, batch_size)
+        entry["configs"].update(dataset_path=str(Path(catalog_dir).resolve()), split=split)
+        for key in sections:
+            results[key][name] = entry[key]
     results.update({
         "model_name": adapter.name, "model_spec": adapter.spec, "model_info": adapter.describe(),
         "config": {"model": adapter.spec, "benchmarks": names, "limit": limit, "seed": seed,
