@@ -216,28 +216,40 @@ def check_listings(
         typer.echo(f"  {reason}: {count}")
 
 
+@app.command("report")
+def report(
+    runs: list[Path] = typer.Argument(..., help="Eval folders: OUT of `ecomvlm eval`, or one "
+                                      "model's folder in it."),
+    out: Path = typer.Option(Path("report.html"), "--out", help="The HTML page to write."),
+    curation: Path | None = typer.Option(None, "--curation",
+                                         help="A curate --out folder: add its quality report."),
+    training: Path | None = typer.Option(None, "--training",
+                                         help="A train --out folder: add its loss curves."),
+) -> None:
+    """One self-contained HTML page comparing eval runs side by side, with plots."""
+    from ecomvlm.eval.report import find_runs, summary_table, write_report
+
+    typer.echo(summary_table(find_runs(runs)))
+    typer.echo(f"report: {write_report(runs, out, curation=curation, training=training)}")
+
+
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for every step's output."),
-    listings: int = typer.Option(2000, "--listings", min=1),
+    listings: int | None = typer.Option(None, "--listings", min=50,
+                                        help="Catalog size (default: the preset's)."),
+    preset: str = typer.Option("cpu", "--preset", help="cpu (2 cores, ~30 min) or gpu."),
+    recipe: Path | None = typer.Option(None, "--recipe", help="Instead of the preset's recipe."),
     seed: int = typer.Option(0, "--seed"),
     fresh: bool = typer.Option(False, "--fresh", help="Redo finished steps."),
 ) -> None:
-    """The main job. For now: synthesise the catalog and draw its gallery; curation, training,
-    evaluation and the report join as they land."""
-    from ecomvlm.catalog.gallery import draw_gallery
-    from ecomvlm.catalog.synth import synthesize
+    """The main job: synthesise listings, curate them, train the three stages, evaluate the
+    adapted model against every baseline and write report.html. A re-run resumes."""
+    from ecomvlm.demo import run_demo, summary
 
-    catalog = out / "catalog"
-    if fresh or not (catalog / "catalog.json").exists():
-        typer.echo(f"[1/2] catalog: synthesising {listings} listings into {catalog}")
-        synthesize(catalog, listings, seed, overwrite=True)
-    else:
-        typer.echo(f"[1/2] catalog: done already ({catalog / 'catalog.json'}); --fresh redoes it")
-    typer.echo("[2/2] gallery")
-    for split in ("train", "test"):
-        path = draw_gallery(catalog, out / f"gallery_{split}.png", split=split, n=18)
-        typer.echo(f"      {path}")
+    run_demo(out, preset=preset, listings=listings, seed=seed, fresh=fresh, recipe=recipe,
+             echo=typer.echo)
+    typer.echo(summary(out))
 
 
 def main(argv: list[str] | None = None) -> int:
