@@ -144,7 +144,7 @@ def main() -> None:
 
     # time spent inside the constraint, measured where the engine calls it
     inside = {"s": 0.0}
-    original = cons.GuidedRow.allowed
+    original = cons.GuidedRow.allowed_ids
 
     def timed(self, generated):
         begin = time.perf_counter()
@@ -153,7 +153,7 @@ def main() -> None:
         finally:
             inside["s"] += time.perf_counter() - begin
 
-    cons.GuidedRow.allowed = timed
+    cons.GuidedRow.allowed_ids = timed
     prefill = run(engine, items, compiler, "prefill", a.batch, a.max_tokens)
     free = run(engine, items, compiler, "free", a.batch, a.max_tokens)
     inside["s"] = 0.0

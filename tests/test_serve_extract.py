@@ -130,3 +130,28 @@ def test_prompt_is_the_trained_extraction_phrasing():
     assert "Extract these attributes from the photos: Color, Capacity" in prompt
     assert "<<<ignore>>>" not in prompt  # the title cannot break out of its fence
     assert '"Color", "Capacity"' in extraction_prompt("Mug", keys, "x", 0, phrasing=1)
+
+
+def test_targeted_crops_join_the_photos_of_listings_with_small_print(tmp_path):
+    from ecomvlm.catalog.synth import synthesize
+
+    catalog = tmp_path / "cat"
+    synthesize(catalog, 40, seed=4, workers=1, progress=False)
+    truth = {t["id"]: t for t in map(json.loads, (catalog / "ground_truth" / "train.jsonl")
+                                     .read_text().splitlines())}
+    listings = (catalog / "train.jsonl").read_text().splitlines()
+    marked = [line for line in listings if truth[json.loads(line)["id"]]["compliance"]][:4]
+    assert len(marked) == 4
+    (catalog / "marked.jsonl").write_text("\n".join(marked) + "\n")
+    torch.manual_seed(0)
+    model = VisionLanguageModel.build(VLMConfig(vision="tiny:siglip", lm="tiny:llama"))
+    model.save_pretrained(tmp_path / "model")
+    counts = extract(tmp_path / "model", catalog / "marked.jsonl", tmp_path / "out.jsonl",
+                     crops=2, dtype="float32", progress=False)
+    assert counts["written"] == 4
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert all(1 <= line["crops"] <= 2 for line in lines)  # every marked listing got a crop
+    keys = CATEGORIES[lines[0]["category"]].keys
+    assert list(lines[0]["attributes"]) == keys
+    prompt = extraction_prompt("Mug", CATEGORIES["Mug"].keys, "x", 3, n_crops=2)
+    assert prompt.startswith("<image>\n" * 5 + "Images 4 to 5 are enlarged crops")

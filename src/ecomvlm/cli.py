@@ -165,13 +165,15 @@ def extract(
     dtype: str = typer.Option("bfloat16", "--dtype"),
     threads: int | None = typer.Option(None, "--threads", min=1),
     allow_url_fetch: bool = typer.Option(False, "--allow-url-fetch"),
+    crops: int = typer.Option(0, "--crops", min=0,
+                              help="Add up to N targeted crops of small print per listing."),
 ) -> None:
     """Attribute extraction over listings: valid JSON with exactly each category's keys."""
     from ecomvlm.serve.extract import extract as run_extract
 
     counts = run_extract(model, listings, out, quarantine, batch_size=batch_size,
                          constrained=constrain, dtype=dtype, threads=threads,
-                         allow_url_fetch=allow_url_fetch)
+                         allow_url_fetch=allow_url_fetch, crops=crops)
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 

@@ -65,8 +65,9 @@ def _slug(spec: str) -> str:
 
 
 def plan(out: Path, preset: str, listings: int | None, seed: int,
-         recipe: str | Path | None = None) -> list[Step]:
+         recipe: str | Path | None = None, eval_limit: int | None = None) -> list[Step]:
     settings = PRESETS[preset]
+    limit = eval_limit or settings["eval_limit"]
     n = listings or settings["listings"]
     catalog, curated, trained = out / "catalog", out / "curated", out / "train"
     evals, report = out / "eval", out / "report.html"
@@ -99,7 +100,7 @@ def plan(out: Path, preset: str, listings: int | None, seed: int,
             marker = evals / f".done-{_slug(spec)}"  # per model: a re-run resumes mid-step
             if marker.exists():
                 continue
-            run_eval(unadapted(trained, seed) if spec == "base:" else spec, "all", catalog, evals, limit=settings["eval_limit"], crops="both",
+            run_eval(unadapted(trained, seed) if spec == "base:" else spec, "all", catalog, evals, limit=limit, crops="both",
                      seed=seed, batch_size=settings["eval_batch"])
             marker.touch()
         (evals / "done.json").write_text(json.dumps({"models": list(models)}))
@@ -138,14 +139,14 @@ def final_model(trained: Path) -> Path:
 
 def run_demo(out: str | Path, preset: str = "cpu", listings: int | None = None, seed: int = 0,
              fresh: bool = False, recipe: str | Path | None = None,
-             echo: Callable[[str], None] = print) -> dict[str, float]:
+             eval_limit: int | None = None, echo: Callable[[str], None] = print) -> dict[str, float]:
     """Run (or resume) every step; returns wall seconds per step run now (also written to
     ``out/timings.json``, merged with earlier runs')."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; have {', '.join(PRESETS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    steps = plan(out, preset, listings, seed, recipe)
+    steps = plan(out, preset, listings, seed, recipe, eval_limit)
     expected = PRESETS[preset]["minutes"]
     timings_file = out / "timings.json"
     timings: dict[str, float] = json.loads(timings_file.read_text()) \

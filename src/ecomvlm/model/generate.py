@@ -14,7 +14,8 @@ import torch
 
 # (row, tokens generated so far) -> the token ids allowed next, or None for any: the hook
 # through which JSON-schema constrained decoding masks the logits
-AllowedTokens = Callable[[int, list[int]], "list[int] | None"]
+# (row, generated so far) -> the ids allowed next (a list or a long tensor), or None for all
+AllowedTokens = Callable[[int, list[int]], "list[int] | torch.Tensor | None"]
 
 
 def stop_token_ids(model: Any) -> set[int]:
@@ -50,8 +51,11 @@ def _restrict(logits: torch.Tensor, allowed_tokens: AllowedTokens, out: list[lis
         allowed = allowed_tokens(row, out[row])
         if allowed is not None:
             keep = torch.full_like(logits[row], float("-inf"))
-            index = torch.tensor([t for t in allowed if t < logits.shape[1]], dtype=torch.long,
-                                 device=logits.device)
+            if isinstance(allowed, torch.Tensor):  # ids as a tensor: no per-step list work
+                index = allowed[allowed < logits.shape[1]].to(logits.device)
+            else:
+                index = torch.tensor([t for t in allowed if t < logits.shape[1]],
+                                     dtype=torch.long, device=logits.device)
             keep[index] = 0.0
             logits[row] = logits[row] + keep
     return logits

@@ -19,9 +19,10 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from outlines_core import Guide, Index, Vocabulary
 from outlines_core.json_schema import build_regex_from_schema
 
@@ -31,6 +32,7 @@ OPEN_KEYS = ("Brand",)  # open sets in any real marketplace: free text, not the 
 MAX_VALUE_CHARS = 48  # longest free-text value; bounds the reply
 MAX_SCHEMA_CHARS = 16_000  # a bigger user schema could make the compiled index explode
 _INDEX_CACHE_SIZE = 64
+_STATE_CACHE_SIZE = 256  # allowed-token tensors kept per constraint (<= 400 KB each)
 
 
 class SchemaError(ValueError):
@@ -97,9 +99,13 @@ class Constraint:
     index: Index
     max_bytes: int | None  # longest possible document, when the schema bounds it
     eos_token_id: int
+    # automaton state -> its allowed token ids as a tensor, shared by every row decoding this
+    # schema: inside a free string the set is ~the whole vocabulary, and turning that list
+    # into a tensor at every step was most of the constraint's cost per token
+    state_ids: OrderedDict = field(default_factory=OrderedDict, compare=False, repr=False)
 
     def guide(self) -> GuidedRow:
-        return GuidedRow(Guide(self.index), self.eos_token_id)
+        return GuidedRow(Guide(self.index), self.eos_token_id, self.state_ids)
 
     @property
     def max_tokens(self) -> int | None:
@@ -110,14 +116,32 @@ class Constraint:
 class GuidedRow:
     """One row's automaton; ``allowed(generated)`` catches up on new tokens, then answers."""
 
-    def __init__(self, guide: Guide, eos_token_id: int):
+    def __init__(self, guide: Guide, eos_token_id: int, state_ids: OrderedDict | None = None):
         self.guide, self.consumed, self.eos_token_id = guide, 0, eos_token_id
+        self.state_ids = OrderedDict() if state_ids is None else state_ids
 
-    def allowed(self, generated: Sequence[int]) -> list[int]:
+    def _advance(self, generated: Sequence[int]) -> None:
         for token in generated[self.consumed:]:
             self.guide.advance(token, return_tokens=False)
         self.consumed = len(generated)
+
+    def allowed(self, generated: Sequence[int]) -> list[int]:
+        self._advance(generated)
         return self.guide.get_tokens()
+
+    def allowed_ids(self, generated: Sequence[int]) -> torch.Tensor:
+        """The same set as ``allowed``, as a long tensor cached by automaton state."""
+        self._advance(generated)
+        state = self.guide.get_state()
+        ids = self.state_ids.get(state)
+        if ids is None:
+            ids = torch.tensor(self.guide.get_tokens(), dtype=torch.long)
+            self.state_ids[state] = ids
+            if len(self.state_ids) > _STATE_CACHE_SIZE:
+                self.state_ids.popitem(last=False)
+        else:
+            self.state_ids.move_to_end(state)
+        return ids
 
     def finished_after(self, generated: Sequence[int]) -> bool:
         """Whether ``generated`` is a complete document (the reply may end here)."""

@@ -252,7 +252,7 @@ class Engine:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def _hook(self, jobs: list[Job]):
-        def allowed(row: int, generated: list[int]) -> list[int] | None:
+        def allowed(row: int, generated: list[int]) -> list[int] | torch.Tensor | None:
             job = jobs[row]
             request = job.request
             if request.on_text is not None or request.stop:
@@ -270,11 +270,11 @@ class Engine:
             if job.guide is None:
                 return None
             try:
-                tokens = job.guide.allowed(generated)
+                tokens = job.guide.allowed_ids(generated)
             except ValueError as error:  # a token the automaton cannot take: end this row only
                 job.failure = f"constrained decoding failed: {error}"
                 return [self.eos]
-            if not tokens:  # the vocabulary cannot continue the document
+            if tokens.numel() == 0:  # the vocabulary cannot continue the document
                 job.failure = "constrained decoding reached a state no token can continue"
                 return [self.eos]
             return tokens

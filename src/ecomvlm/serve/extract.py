@@ -31,6 +31,8 @@ from tqdm import tqdm
 from ecomvlm.catalog.taxonomy import CATEGORIES
 from ecomvlm.curate.clean import canonical_category, clean_title, resolve_image
 from ecomvlm.curate.phrasings import EXTRACT, title_block
+from ecomvlm.eval.bench_multi_image import CROPS_NOTE
+from ecomvlm.eval.crops import propose
 from ecomvlm.images import ImageError, load_image
 from ecomvlm.samples import IMAGE_TOKEN
 from ecomvlm.schema import Listing, ListingReader
@@ -43,11 +45,14 @@ _END = object()
 
 
 def extraction_prompt(category: str, keys: Sequence[str], title: str, n_images: int,
-                      phrasing: int = 0) -> str:
-    """The user turn, worded as the stage-3 ``extract`` training samples are."""
+                      phrasing: int = 0, n_crops: int = 0) -> str:
+    """The user turn, worded as the stage-3 ``extract`` training samples are; ``n_crops``
+    extra images (after the photos) are announced as the multi-image benchmark does."""
     fill = {"title_block": title_block(title), "keys": ", ".join(keys),
             "keys_json": json.dumps(list(keys), ensure_ascii=False), "category": category}
-    return f"{IMAGE_TOKEN}\n" * n_images + EXTRACT[phrasing % len(EXTRACT)].format(**fill)
+    note = CROPS_NOTE.format(first=n_images + 1, last=n_images + n_crops) if n_crops else ""
+    return (f"{IMAGE_TOKEN}\n" * (n_images + n_crops) + note
+            + EXTRACT[phrasing % len(EXTRACT)].format(**fill))
 
 
 # ---------------------------------------------------------------- resumable output files
@@ -124,6 +129,7 @@ class _Item:
     job: Job | None = None
     reason: str = ""
     detail: str = ""
+    crops: int = 0
 
 
 class Extractor:
@@ -131,8 +137,10 @@ class Extractor:
 
     def __init__(self, engine: Engine, base_dir: Path, *, phrasing: int = 0,
                  constrained: bool = True, open_keys: Sequence[str] = OPEN_KEYS,
-                 max_new_tokens: int | None = None, allow_url_fetch: bool = False):
+                 max_new_tokens: int | None = None, allow_url_fetch: bool = False,
+                 crops: int = 0):
         self.engine, self.base_dir, self.phrasing = engine, base_dir, phrasing
+        self.crops = crops  # at most this many targeted crops of small print, as extra images
         self.compiler = ConstraintCompiler(engine.tokenizer) if constrained else None
         self.open_keys, self.max_new_tokens = tuple(open_keys), max_new_tokens
         self.allow_url_fetch = allow_url_fetch
@@ -159,9 +167,13 @@ class Extractor:
             constraint = extraction_constraint(self.compiler, category,
                                                open_keys=self.open_keys)
             budget = self.max_new_tokens or constraint.max_tokens
+        crops = [images[r.image].crop(r.box) for r in propose(images, max_crops=self.crops)] \
+            if self.crops else []
+        item.crops = len(crops)
         prompt = extraction_prompt(category, keys, clean_title(listing.title), len(images),
-                                   self.phrasing)
-        request = Request([{"role": "user", "content": prompt}], images, max_tokens=budget,
+                                   self.phrasing, len(crops))
+        request = Request([{"role": "user", "content": prompt}], images + crops,
+                          max_tokens=budget,
                           constraint=constraint)
         try:
             item.job = self.engine.prepare(request)
@@ -180,7 +192,10 @@ class Extractor:
             return None, f"reply is not JSON (finish {finish}): {text[:200]!r}"
         if not isinstance(value, dict) or list(value) != keys:
             return None, f"reply does not have exactly the keys {keys}: {text[:200]!r}"
-        return {"id": item.listing.id, "category": item.category, "attributes": value}, ""
+        line = {"id": item.listing.id, "category": item.category, "attributes": value}
+        if self.crops:
+            line["crops"] = item.crops
+        return line, ""
 
 
 def _prepared(reader: ListingReader, extractor: Extractor, done_ids: set[str],
@@ -217,12 +232,13 @@ def extract(model: str | Path, listings: str | Path, out: str | Path,
             quarantine: str | Path | None = None, *, batch_size: int = 8,
             max_new_tokens: int | None = None, constrained: bool = True, phrasing: int = 0,
             dtype: str = "bfloat16", threads: int | None = None,
-            allow_url_fetch: bool = False, progress: bool = True,
+            allow_url_fetch: bool = False, progress: bool = True, crops: int = 0,
             engine: Engine | None = None) -> dict[str, Any]:
     """Extract attributes for every listing; resumes where an earlier run stopped.
 
     Returns counts: ``seen`` (records in the file) = ``written`` + ``quarantined`` (both
-    over all runs), plus this run's ``new``, ``seconds`` and ``items_per_s``.
+    over all runs), plus this run's ``new``, ``seconds`` and ``items_per_s``. ``crops``: add
+    up to that many targeted crops of small print (marks, labels) to each listing's photos.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -234,7 +250,7 @@ def extract(model: str | Path, listings: str | Path, out: str | Path,
     engine = engine or Engine(load_model(model, getattr(torch, dtype)), max_batch=batch_size)
     extractor = Extractor(engine, listings.resolve().parent, phrasing=phrasing,
                           constrained=constrained, max_new_tokens=max_new_tokens,
-                          allow_url_fetch=allow_url_fetch)
+                          allow_url_fetch=allow_url_fetch, crops=crops)
     scratch = quarantine.with_name(quarantine.name + ".reader")
     reader = ListingReader(listings, scratch)
     lock = threading.Lock()
