@@ -1,12 +1,15 @@
-"""Training throughput of the demo model against the CPU's bf16 matmul ceiling and a naive step.
+"""Training throughput of the demo model against the CPU's matmul ceiling and a naive step.
 
     .venv/bin/python bench/train_throughput.py [--steps 6] [--batch 4] [--data stage3.jsonl]
 
 One run measures, in this order:
-- the ceiling: a large bf16 matmul, the fastest thing these cores do (GFLOP/s);
-- our step, as the training loop runs it: bf16 autocast, a frozen tower whose features are
+- the ceiling: a large matmul in bf16 and in fp32, the fastest thing these cores do
+  (GFLOP/s); the faster of the two is the precision our step uses (bf16 autocast on AMX CPUs
+  and GPUs; fp32 on CPUs without AMX, where bf16 matmuls are emulated and slower);
+- our step, as the training loop runs it: that precision, a frozen tower whose features are
   computed once per image and reused, logits only where the loss is taken;
 - a naive step: fp32, the tower run every step, logits at every position.
+The model is the one ``recipes/demo.yaml`` builds (its pooled projector included).
 Both steps train the LM and the projector with AdamW on the same batches (stage 3 of the
 demo recipe). FLOPs per step come from torch's FlopCounterMode on one step of each kind.
 Prints samples/s, achieved GFLOP/s, the fraction of the ceiling and our speed-up.
@@ -27,14 +30,15 @@ from ecomvlm.catalog.synth import synthesize
 from ecomvlm.model.processor import IGNORE
 from ecomvlm.model.vlm import VisionLanguageModel
 from ecomvlm.samples import Sample, read_samples
+from ecomvlm.train.spec import load_recipe
 
 TARGET_FRACTION = 0.30
 TARGET_SPEEDUP = 2.0
 
 
-def matmul_ceiling(seconds: float = 3.0, n: int = 2048) -> float:
-    a = torch.randn(n, n, dtype=torch.bfloat16)
-    b = torch.randn(n, n, dtype=torch.bfloat16)
+def matmul_ceiling(dtype: torch.dtype, seconds: float = 3.0, n: int = 2048) -> float:
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
     a @ b  # warm-up
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -67,7 +71,8 @@ def naive_loss(model, batch) -> torch.Tensor:
         ignore_index=IGNORE)
 
 
-def run_steps(model, batches, optimizer, fast: bool, cache: dict) -> tuple[float, float]:
+def run_steps(model, batches, optimizer, fast: bool, cache: dict,
+              dtype: torch.dtype) -> tuple[float, float]:
     """Seconds per step (after one warm-up step) and FLOPs of one step."""
 
     def step(batch, count_flops=False):
@@ -76,9 +81,9 @@ def run_steps(model, batches, optimizer, fast: bool, cache: dict) -> tuple[float
             if fast:
                 key = id(batch)
                 if key not in cache:  # the loop's feature cache: tower once per image
-                    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    with torch.no_grad(), autocast(dtype):
                         cache[key] = model.encode_vision(batch["pixel_values"])
-                with torch.autocast("cpu", dtype=torch.bfloat16):
+                with autocast(dtype):
                     loss = model(input_ids=batch["input_ids"],
                                  attention_mask=batch["attention_mask"],
                                  labels=batch["labels"], image_features=cache[key]).loss
@@ -96,6 +101,12 @@ def run_steps(model, batches, optimizer, fast: bool, cache: dict) -> tuple[float
     return (time.perf_counter() - start) / (len(batches) - 1), flops
 
 
+def autocast(dtype: torch.dtype):
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=dtype)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
@@ -103,10 +114,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="canonical samples JSONL (e.g. curated stage3)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    ceiling = matmul_ceiling()
-    print(f"bf16 matmul ceiling: {ceiling:.0f} GFLOP/s on {torch.get_num_threads()} threads")
+    ceilings = {dtype: matmul_ceiling(dtype) for dtype in (torch.bfloat16, torch.float32)}
+    dtype = max(ceilings, key=ceilings.get)
+    ceiling, precision = ceilings[dtype], str(dtype).removeprefix("torch.")
+    print(f"matmul ceiling on {torch.get_num_threads()} threads: bf16 "
+          f"{ceilings[torch.bfloat16]:.0f} GFLOP/s, fp32 {ceilings[torch.float32]:.0f} GFLOP/s; "
+          f"our step runs in {precision}")
 
-    model = VisionLanguageModel.build()
+    recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "demo.yaml")
+    model = VisionLanguageModel.build(recipe.model)
     for p in model.vision.parameters():
         p.requires_grad_(False)  # stage 3 of the demo: the tower stays frozen
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,13 +144,13 @@ def main() -> None:
         optimizer = torch.optim.AdamW(trainable, lr=1e-5)
         cache: dict = {}
         if fast:  # features computed up front, as the loop's cache has them after epoch 1
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.no_grad(), autocast(dtype):
                 cache.update({id(b): model.encode_vision(b["pixel_values"]) for b in batches})
-        seconds, flops = run_steps(model, batches, optimizer, fast, cache)
+        seconds, flops = run_steps(model, batches, optimizer, fast, cache, dtype)
         results[name] = (seconds, flops)
         print(f"{name:5s}: {seconds:.2f} s/step, {args.batch / seconds:.2f} samples/s, "
               f"{flops / 1e9:.0f} GFLOP/step, {flops / seconds / 1e9:.0f} GFLOP/s "
-              f"= {flops / seconds / 1e9 / ceiling:.2f} of the bf16 ceiling")
+              f"= {flops / seconds / 1e9 / ceiling:.2f} of the {precision} ceiling")
     ours, naive = results["ours"], results["naive"]
     fraction = ours[1] / ours[0] / 1e9 / ceiling
     speedup = naive[0] / ours[0]

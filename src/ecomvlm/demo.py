@@ -149,8 +149,9 @@ def run_demo(out: str | Path, preset: str = "cpu", listings: int | None = None, 
     steps = plan(out, preset, listings, seed, recipe, eval_limit)
     expected = PRESETS[preset]["minutes"]
     timings_file = out / "timings.json"
-    timings: dict[str, float] = json.loads(timings_file.read_text()) \
+    recorded: dict[str, float] = json.loads(timings_file.read_text()) \
         if timings_file.is_file() and not fresh else {}
+    timings: dict[str, float] = {}
     began = time.perf_counter()
     for index, step in enumerate(steps, 1):
         label = f"[{index}/{len(steps)}] {step.name}"
@@ -169,8 +170,8 @@ def run_demo(out: str | Path, preset: str = "cpu", listings: int | None = None, 
             raise
         except Exception as error:
             raise StepFailed(step.name, step.look_at, error) from error
-        timings[step.name] = round(time.perf_counter() - started, 1)
-        timings_file.write_text(json.dumps(timings, indent=2))
+        timings[step.name] = recorded[step.name] = round(time.perf_counter() - started, 1)
+        timings_file.write_text(json.dumps(recorded, indent=2))
         echo(f"{label}: finished in {timings[step.name] / 60:.1f} min")
     return timings
 
