@@ -25,22 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import torch
+from extraction_items import extraction_items
 
-from ecomvlm.catalog.synth import synthesize
 from ecomvlm.catalog.taxonomy import CATEGORIES
-from ecomvlm.curate.clean import canonical_category, clean_title
-from ecomvlm.images import load_image
-from ecomvlm.schema import read_listings
 from ecomvlm.serve import constrained as cons
 from ecomvlm.serve.engine import Engine, Request, load_model
 from ecomvlm.serve.extract import extraction_prompt
 
-CATALOG = Path("runs/dev/cat2k/test.jsonl")
 MAX_IMAGES = 2
 
 
@@ -59,20 +53,7 @@ def lenient_object(text: str) -> dict | None:
 
 
 def listings(n: int) -> list[tuple[str, str, list]]:
-    path = CATALOG
-    if not path.exists():
-        folder = Path(tempfile.mkdtemp(prefix="bench-cons-"))
-        synthesize(folder, max(n, 16), seed=7, progress=False)
-        path = folder / "all.jsonl"
-    out = []
-    for listing in read_listings(path):
-        category = canonical_category(listing.category)
-        if category in CATEGORIES and listing.images:
-            images = [load_image(path.parent / ref) for ref in listing.images[:MAX_IMAGES]]
-            out.append((category, clean_title(listing.title), images))
-        if len(out) == n:
-            break
-    return out
+    return extraction_items(n, MAX_IMAGES, seed=7)
 
 
 def run(engine: Engine, items, compiler, mode: str, batch: int, budget: int) -> dict:

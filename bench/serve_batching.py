@@ -24,45 +24,24 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import torch
+from extraction_items import extraction_items
 
-from ecomvlm.catalog.synth import synthesize
 from ecomvlm.catalog.taxonomy import CATEGORIES
-from ecomvlm.curate.clean import canonical_category
-from ecomvlm.images import load_image
 from ecomvlm.model.generate import stop_token_ids
-from ecomvlm.schema import read_listings
 from ecomvlm.serve.engine import Engine, Request, load_model
 from ecomvlm.serve.extract import extraction_prompt
-
-CATALOG = Path("runs/dev/cat2k/test.jsonl")
 
 
 def listing_requests(n: int, max_tokens: int) -> list[Request]:
     """Extraction requests with one photo each, from the dev catalog or a fresh small one."""
-    path = CATALOG
-    if not path.exists():
-        folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-        synthesize(folder, max(n, 16), seed=5, progress=False)
-        path = folder / "all.jsonl"
-    requests = []
-    for listing in read_listings(path):
-        category = canonical_category(listing.category)
-        if category not in CATEGORIES or not listing.images:
-            continue
-        image = load_image(path.parent / listing.images[0])
-        prompt = extraction_prompt(category, CATEGORIES[category].keys, listing.title, 1)
-        requests.append(Request([{"role": "user", "content": prompt}], [image],
-                                max_tokens=max_tokens))
-        if len(requests) == n:
-            return requests
-    raise SystemExit(f"{path} has fewer than {n} usable listings")
+    return [Request([{"role": "user", "content": extraction_prompt(
+        category, CATEGORIES[category].keys, title, 1)}], images, max_tokens=max_tokens)
+        for category, title, images in extraction_items(n, max_images=1, seed=5)]
 
 
 class NaiveServer:
