@@ -8,7 +8,6 @@ which names the step and the file to look at; the steps before it stay finished.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -60,10 +59,6 @@ def recipe_path(name: str) -> Path:
     return shipped
 
 
-def _slug(spec: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", spec).strip("-") or "model"
-
-
 def plan(out: Path, preset: str, listings: int | None, seed: int,
          recipe: str | Path | None = None, eval_limit: int | None = None) -> list[Step]:
     settings = PRESETS[preset]
@@ -93,15 +88,17 @@ def plan(out: Path, preset: str, listings: int | None, seed: int,
 
     def evaluate() -> None:
         from ecomvlm.eval import run_eval
+        from ecomvlm.eval.adapters import slug
 
         evals.mkdir(parents=True, exist_ok=True)
         models = (str(final_model(trained)), *BASELINES)
         for spec in models:
-            marker = evals / f".done-{_slug(spec)}"  # per model: a re-run resumes mid-step
+            marker = evals / f".done-{slug(spec)}"  # per model: a re-run resumes mid-step
             if marker.exists():
                 continue
-            run_eval(unadapted(trained, seed) if spec == "base:" else spec, "all", catalog, evals, limit=limit, crops="both",
-                     seed=seed, batch_size=settings["eval_batch"])
+            model = unadapted(trained, seed) if spec == "base:" else spec
+            run_eval(model, "all", catalog, evals, limit=limit, crops="both", seed=seed,
+                     batch_size=settings["eval_batch"])
             marker.touch()
         (evals / "done.json").write_text(json.dumps({"models": list(models)}))
 
